@@ -330,7 +330,9 @@ mod tests {
     use super::*;
 
     fn time(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn body(device: &str, start: &str, end: &str) -> Vec<u8> {
@@ -348,7 +350,11 @@ mod tests {
     #[test]
     fn decodes_a_valid_body_and_normalises_times_to_utc() {
         let job = IngestJob::decode(
-            &body("press-07", "2026-12-01T01:00:00+01:00", "2026-12-01T01:00:00Z"),
+            &body(
+                "press-07",
+                "2026-12-01T01:00:00+01:00",
+                "2026-12-01T01:00:00Z",
+            ),
             &Limits::default(),
         )
         .unwrap();
@@ -403,12 +409,9 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_fields() {
-        let mut value: Value = serde_json::from_slice(&body(
-            "d1",
-            "2026-12-01T00:00:00Z",
-            "2026-12-01T01:00:00Z",
-        ))
-        .unwrap();
+        let mut value: Value =
+            serde_json::from_slice(&body("d1", "2026-12-01T00:00:00Z", "2026-12-01T01:00:00Z"))
+                .unwrap();
         value["future_field"] = Value::from("ignored");
         assert!(IngestJob::decode(value.to_string().as_bytes(), &Limits::default()).is_ok());
 
@@ -426,12 +429,9 @@ mod tests {
 
     #[test]
     fn job_ids_only_accept_the_hyphenated_form() {
-        let mut value: Value = serde_json::from_slice(&body(
-            "d1",
-            "2026-12-01T00:00:00Z",
-            "2026-12-01T01:00:00Z",
-        ))
-        .unwrap();
+        let mut value: Value =
+            serde_json::from_slice(&body("d1", "2026-12-01T00:00:00Z", "2026-12-01T01:00:00Z"))
+                .unwrap();
         value["job_id"] = Value::from("0b1e4c7a2f434a8e9d6b5c3f1a2e7d90");
         let err = IngestJob::decode(value.to_string().as_bytes(), &Limits::default()).unwrap_err();
         assert!(matches!(err, ContractError::InvalidJobId(_)));
@@ -447,7 +447,10 @@ mod tests {
         // id other languages compute, cannot pass unnoticed.
         assert_eq!(id.to_string(), "a17b77da-000a-56ba-88fe-2a048dd09a37");
         assert_ne!(id, derive_job_id("press-08", start, end));
-        assert_ne!(id, derive_job_id("press-07", start, time("2026-12-01T02:00:00Z")));
+        assert_ne!(
+            id,
+            derive_job_id("press-07", start, time("2026-12-01T02:00:00Z"))
+        );
     }
 
     #[test]
@@ -458,7 +461,10 @@ mod tests {
 
     #[test]
     fn canonical_times_use_the_shortest_exact_fraction() {
-        assert_eq!(canonical_time(time("2026-12-01T00:00:00Z")), "2026-12-01T00:00:00Z");
+        assert_eq!(
+            canonical_time(time("2026-12-01T00:00:00Z")),
+            "2026-12-01T00:00:00Z"
+        );
         assert_eq!(
             canonical_time(time("2026-12-01T00:00:00.25+00:00")),
             "2026-12-01T00:00:00.250Z"

@@ -97,13 +97,19 @@ mod tests {
 
     #[test]
     fn urls_without_password_are_unchanged() {
-        assert_eq!(redact_url("http://127.0.0.1:8428/write"), "http://127.0.0.1:8428/write");
+        assert_eq!(
+            redact_url("http://127.0.0.1:8428/write"),
+            "http://127.0.0.1:8428/write"
+        );
     }
 
     #[test]
     fn urls_inside_error_text_are_redacted() {
         let text = "connect to amqp://u:p4ss@host:5672/vh failed; retry http://a:b@c/d";
         let redacted = redact_in_text(text);
-        assert_eq!(redacted, "connect to amqp://u:***@host:5672/vh failed; retry http://a:***@c/d");
+        assert_eq!(
+            redacted,
+            "connect to amqp://u:***@host:5672/vh failed; retry http://a:***@c/d"
+        );
     }
 }

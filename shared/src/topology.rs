@@ -208,7 +208,9 @@ impl Topology {
 
 /// `5s`, `30s`, `2m`, `1h30m`: the tier's delay without spaces.
 fn tier_label(delay: Duration) -> String {
-    humantime::format_duration(delay).to_string().replace(' ', "")
+    humantime::format_duration(delay)
+        .to_string()
+        .replace(' ', "")
 }
 
 fn text(value: &str) -> AMQPValue {
@@ -233,7 +235,11 @@ mod tests {
         assert_eq!(topology.exchange(), "t1-ingest");
         assert_eq!(topology.work_queue(), "t1-ingest.jobs");
         assert_eq!(topology.dead_queue(), "t1-ingest.dead");
-        let tiers: Vec<_> = topology.delay_tiers().iter().map(|t| t.queue.as_str()).collect();
+        let tiers: Vec<_> = topology
+            .delay_tiers()
+            .iter()
+            .map(|t| t.queue.as_str())
+            .collect();
         assert_eq!(
             tiers,
             [
@@ -264,6 +270,9 @@ mod tests {
         let args = delay.arguments.inner();
         assert_eq!(args["x-message-ttl"], AMQPValue::LongLongInt(1500));
         assert_eq!(args["x-dead-letter-routing-key"], text("jobs"));
-        assert_eq!(queues[0].arguments.inner()["x-dead-letter-routing-key"], text("dead"));
+        assert_eq!(
+            queues[0].arguments.inner()["x-dead-letter-routing-key"],
+            text("dead")
+        );
     }
 }

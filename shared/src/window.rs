@@ -2,12 +2,18 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// One window: its inclusive start and exclusive end.
+pub type Window = (DateTime<Utc>, DateTime<Utc>);
+
 /// Why a range cannot be split.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WindowError {
     /// `from` is not before `to`.
     #[error("`from` ({from}) must be before `to` ({to})")]
-    EmptyRange { from: DateTime<Utc>, to: DateTime<Utc> },
+    EmptyRange {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
     /// The window is zero or negative.
     #[error("the window must be longer than zero")]
     ZeroWindow,
@@ -19,7 +25,7 @@ pub fn split_windows(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     window: TimeDelta,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, WindowError> {
+) -> Result<Vec<Window>, WindowError> {
     if from >= to {
         return Err(WindowError::EmptyRange { from, to });
     }
@@ -29,7 +35,9 @@ pub fn split_windows(
     let mut windows = Vec::new();
     let mut start = from;
     while start < to {
-        let end = start.checked_add_signed(window).map_or(to, |end| end.min(to));
+        let end = start
+            .checked_add_signed(window)
+            .map_or(to, |end| end.min(to));
         windows.push((start, end));
         start = end;
     }
@@ -41,7 +49,9 @@ mod tests {
     use super::*;
 
     fn time(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -73,7 +83,10 @@ mod tests {
     #[test]
     fn a_window_longer_than_the_range_gives_one_job() {
         let (from, to) = (time("2026-12-01T00:00:00Z"), time("2026-12-01T00:10:00Z"));
-        assert_eq!(split_windows(from, to, TimeDelta::days(1)).unwrap(), [(from, to)]);
+        assert_eq!(
+            split_windows(from, to, TimeDelta::days(1)).unwrap(),
+            [(from, to)]
+        );
     }
 
     #[test]

@@ -74,8 +74,7 @@ fn semantic_examples_pass_the_schema_but_not_the_decoder() {
 
 #[test]
 fn bodies_over_64_kib_are_rejected_even_when_the_schema_accepts_them() {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&examples("valid")[0].1).unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&examples("valid")[0].1).unwrap();
     value["padding"] = serde_json::Value::from("x".repeat(MAX_BODY_BYTES));
     let body = serde_json::to_vec(&value).unwrap();
     assert!(validator().is_valid(&value));
