@@ -1,0 +1,267 @@
+//! Fetching a job's readings from the factory API, page by page, with
+//! retries inside the attempt. Each page is turned into line protocol as soon
+//! as it arrives, so only one raw page per job is ever in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use ingest_shared::job::canonical_time;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::error::{FetchError, parse_retry_after};
+use crate::transform::{PageSummary, encode_page};
+
+/// One page of a job's readings, already encoded as line protocol.
+#[derive(Debug)]
+pub struct EncodedPage {
+    /// Line protocol of the page's valid readings, one line per point.
+    pub lines: Vec<u8>,
+    /// Counts and the cursor of the next page.
+    pub summary: PageSummary,
+}
+
+/// The factory API client: one pooled HTTP client shared by every job.
+#[derive(Debug, Clone)]
+pub struct FactoryClient {
+    http: reqwest::Client,
+    base: Url,
+    page_limit: u32,
+    retry: ExponentialBuilder,
+    /// Bounds how many pages are parsed at once, so that memory follows the
+    /// number of cores, not the number of jobs in flight.
+    decode_slots: Arc<Semaphore>,
+}
+
+impl FactoryClient {
+    /// A client for the API at `base` asking for `page_limit` readings per
+    /// page and retrying each call with `retry`.
+    pub fn new(
+        http: reqwest::Client,
+        base: Url,
+        page_limit: u32,
+        retry: ExponentialBuilder,
+        decode_slots: Arc<Semaphore>,
+    ) -> Self {
+        Self {
+            http,
+            base,
+            page_limit,
+            retry,
+            decode_slots,
+        }
+    }
+
+    /// The URL of one page. The device is percent-encoded as one path
+    /// segment whatever it holds, so no id can reach another path.
+    pub fn page_url(
+        &self,
+        device: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map(|mut segments| {
+                segments
+                    .pop_if_empty()
+                    .extend(["devices", device, "readings"]);
+            })
+            // A base URL that cannot hold a path was refused at start-up.
+            .expect("the factory URL is a base URL");
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("start", &canonical_time(start))
+                .append_pair("end", &canonical_time(end))
+                .append_pair("limit", &self.page_limit.to_string());
+            if let Some(cursor) = cursor {
+                query.append_pair("cursor", cursor);
+            }
+        }
+        url
+    }
+
+    /// Fetches and encodes one page, retrying transient failures and
+    /// unparsable bodies with backoff and jitter within the call's budget.
+    /// A `Retry-After` from the API is waited out at least.
+    pub async fn fetch_page(
+        &self,
+        device: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        cursor: Option<&str>,
+    ) -> Result<EncodedPage, FetchError> {
+        let url = self.page_url(device, start, end, cursor);
+        (|| self.fetch_once(&url, device))
+            .retry(self.retry)
+            .sleep(tokio::time::sleep)
+            .when(FetchError::is_retryable)
+            .adjust(|err, planned| wait_at_least(err.retry_after(), planned))
+            .notify(|err, wait| {
+                metrics::counter!("ingest_fetch_errors_total", "class" => err.class().as_str())
+                    .increment(1);
+                tracing::debug!(error = %err, ?wait, "factory call failed; retrying");
+            })
+            .await
+    }
+
+    async fn fetch_once(&self, url: &Url, device: &str) -> Result<EncodedPage, FetchError> {
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|source| request_error(url, source))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(FetchError::UnknownDevice {
+                device: device.to_owned(),
+                url: redacted(url),
+            });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: redacted(url),
+                status,
+                retry_after: parse_retry_after(response.headers()),
+            });
+        }
+
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self
+            .decode_slots
+            .acquire()
+            .await
+            .expect("decode slots stay open");
+        let body = response.bytes().await.map_err(|source| {
+            if source.is_timeout() {
+                FetchError::Timeout {
+                    url: redacted(url),
+                    source,
+                }
+            } else {
+                FetchError::Body {
+                    url: redacted(url),
+                    source,
+                }
+            }
+        })?;
+        let mut lines = Vec::with_capacity(body.len() / 2);
+        let summary =
+            encode_page(&body, device, &mut lines).map_err(|source| FetchError::Decode {
+                url: redacted(url),
+                source,
+            })?;
+        Ok(EncodedPage { lines, summary })
+    }
+
+    /// Asks the API's health URL whether it answers at all.
+    pub async fn probe(&self, health_url: &Url) -> bool {
+        probe(&self.http, health_url).await
+    }
+}
+
+/// Whether a health URL answers with a success status.
+pub async fn probe(http: &reqwest::Client, url: &Url) -> bool {
+    http.get(url.clone())
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+}
+
+/// Keeps a planned backoff wait, stretched to the server's `Retry-After`.
+/// When the backoff is spent (`planned` is `None`) the call gives up.
+pub fn wait_at_least(asked: Option<Duration>, planned: Option<Duration>) -> Option<Duration> {
+    match (planned, asked) {
+        (Some(planned), Some(asked)) => Some(planned.max(asked)),
+        (planned, _) => planned,
+    }
+}
+
+fn request_error(url: &Url, source: reqwest::Error) -> FetchError {
+    if source.is_timeout() {
+        FetchError::Timeout {
+            url: redacted(url),
+            source,
+        }
+    } else {
+        FetchError::Connect {
+            url: redacted(url),
+            source,
+        }
+    }
+}
+
+/// The URL without its password, for errors and logs.
+pub fn redacted(url: &Url) -> String {
+    ingest_shared::secret::redact_url(url.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> FactoryClient {
+        FactoryClient::new(
+            reqwest::Client::new(),
+            Url::parse("http://factory:8080/api/").unwrap(),
+            1000,
+            ExponentialBuilder::default(),
+            Arc::new(Semaphore::new(1)),
+        )
+    }
+
+    fn time(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn hostile_devices_stay_inside_one_path_segment() {
+        let client = client();
+        let (start, end) = (time("2026-12-01T00:00:00Z"), time("2026-12-01T01:00:00Z"));
+        for (device, segment) in [
+            ("../admin", "..%2Fadmin"),
+            ("a%2Fb", "a%252Fb"),
+            ("press 07", "press%2007"),
+            ("prèss", "pr%C3%A8ss"),
+            ("a?b#c", "a%3Fb%23c"),
+        ] {
+            let url = client.page_url(device, start, end, None);
+            assert_eq!(
+                url.path(),
+                format!("/api/devices/{segment}/readings"),
+                "{device:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_query_carries_range_limit_and_cursor() {
+        let url = client().page_url(
+            "d1",
+            time("2026-12-01T00:00:00Z"),
+            time("2026-12-01T01:00:00Z"),
+            Some("c=1&x"),
+        );
+        assert_eq!(
+            url.query(),
+            Some(
+                "start=2026-12-01T00%3A00%3A00Z&end=2026-12-01T01%3A00%3A00Z&limit=1000&cursor=c%3D1%26x"
+            )
+        );
+    }
+
+    #[test]
+    fn retry_after_stretches_the_wait_but_never_revives_a_spent_budget() {
+        let secs = Duration::from_secs;
+        assert_eq!(wait_at_least(Some(secs(2)), Some(secs(1))), Some(secs(2)));
+        assert_eq!(wait_at_least(None, Some(secs(1))), Some(secs(1)));
+        assert_eq!(wait_at_least(Some(secs(2)), None), None);
+    }
+}
