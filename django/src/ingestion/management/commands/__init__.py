@@ -1,0 +1,1 @@
+"""``enqueue_ingestion`` and ``ingestion_status``."""
