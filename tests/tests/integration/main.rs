@@ -1,0 +1,5 @@
+//! Integration tests against the real broker and the real TSDB. One binary,
+//! one fleet (prefix, devices, simulator, workers) per test.
+
+mod ingestion;
+mod observability;
