@@ -334,6 +334,84 @@ mod tests {
         assert!(!chain.contains("hunter2"), "{chain}");
     }
 
+    fn write_status(code: u16) -> WriteError {
+        WriteError::Status {
+            status: StatusCode::from_u16(code).unwrap(),
+            points: 10,
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+
+    /// A real connection error: a request to a loopback port nobody
+    /// listens on.
+    async fn refused() -> reqwest::Error {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn unreachable_dependencies_are_transient_outages() {
+        let fetch = JobError::from(FetchError::Connect {
+            url: "u".into(),
+            source: refused().await,
+        });
+        assert_eq!(fetch.class(), ErrorClass::Transient);
+        assert_eq!(fetch.outage_of(), Some(Dependency::Factory));
+        let write = JobError::from(WriteError::Connect {
+            url: "u".into(),
+            source: refused().await,
+        });
+        assert_eq!(write.class(), ErrorClass::Transient);
+        assert_eq!(write.outage_of(), Some(Dependency::Tsdb));
+    }
+
+    #[test]
+    fn tsdb_statuses_are_classified_by_code_and_only_transient_ones_blame_it() {
+        for code in [500, 503, 429, 408] {
+            let err = JobError::from(write_status(code));
+            assert_eq!(err.class(), ErrorClass::Transient, "{code}");
+            assert_eq!(err.outage_of(), Some(Dependency::Tsdb), "{code}");
+        }
+        for code in [400, 413, 422] {
+            let err = JobError::from(write_status(code));
+            assert_eq!(err.class(), ErrorClass::Permanent, "{code}");
+            assert_eq!(err.outage_of(), None, "{code}");
+        }
+    }
+
+    #[test]
+    fn invalid_readings_are_permanent_and_blame_no_dependency() {
+        let err = JobError::from(InvalidReadings {
+            count: 3,
+            index: 9,
+            reason: "has no TIMESTAMP".into(),
+        });
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        assert_eq!(err.outage_of(), None);
+        assert_eq!(err.stage(), "readings");
+        assert!(
+            err.chain().contains("3 of the job's readings"),
+            "{}",
+            err.chain()
+        );
+    }
+
+    #[test]
+    fn an_unknown_device_is_neither_retried_nor_an_outage() {
+        let err = FetchError::UnknownDevice {
+            device: "d".into(),
+            url: "u".into(),
+        };
+        assert!(!err.is_retryable());
+        assert!(!err.is_outage());
+    }
+
     #[test]
     fn retry_after_is_read_in_seconds() {
         let mut headers = reqwest::header::HeaderMap::new();

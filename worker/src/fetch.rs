@@ -173,6 +173,25 @@ pub async fn probe(http: &reqwest::Client, url: &Url) -> bool {
         .is_ok_and(|response| response.status().is_success())
 }
 
+/// First wait between two tries of one call.
+const CALL_RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
+
+/// Longest wait between two tries of one call, before jitter.
+const CALL_RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// The backoff between tries of one call (a page, a write) inside an
+/// attempt: 100 ms, doubling up to 2 s, each wait lengthened by a random
+/// 0 to 100 %; tries go on until the next wait would take the waits past
+/// `budget` (`--call-retry-budget`), and the call then fails.
+pub fn call_retry_policy(budget: Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(CALL_RETRY_MIN_DELAY)
+        .with_max_delay(CALL_RETRY_MAX_DELAY)
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(budget))
+}
+
 /// Keeps a planned backoff wait, stretched to the server's `Retry-After`.
 /// When the backoff is spent (`planned` is `None`) the call gives up.
 pub fn wait_at_least(asked: Option<Duration>, planned: Option<Duration>) -> Option<Duration> {
@@ -255,6 +274,122 @@ mod tests {
                 "start=2026-12-01T00%3A00%3A00Z&end=2026-12-01T01%3A00%3A00Z&limit=1000&cursor=c%3D1%26x"
             )
         );
+    }
+
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    fn answer(code: u16, retry_after: Option<Duration>) -> FetchError {
+        FetchError::Status {
+            url: "http://factory/devices/d/readings".into(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            retry_after,
+        }
+    }
+
+    /// Runs a fake call through `policy` the way [`FactoryClient::fetch_page`]
+    /// does; `outcome(n)` answers the n-th try (from 1). Returns when each
+    /// try was made, on the test's clock, and the call's result.
+    async fn tries(
+        policy: ExponentialBuilder,
+        outcome: impl Fn(usize) -> Result<(), FetchError>,
+    ) -> (Vec<Duration>, Result<(), FetchError>) {
+        let start = Instant::now();
+        let made = Mutex::new(Vec::new());
+        let result = (|| async {
+            let mut made = made.lock().unwrap();
+            made.push(start.elapsed());
+            outcome(made.len())
+        })
+        .retry(policy)
+        .sleep(tokio::time::sleep)
+        .when(FetchError::is_retryable)
+        .adjust(|err, planned| wait_at_least(err.retry_after(), planned))
+        .await;
+        (made.into_inner().unwrap(), result)
+    }
+
+    fn waits(tries: &[Duration]) -> Vec<Duration> {
+        tries.windows(2).map(|pair| pair[1] - pair[0]).collect()
+    }
+
+    /// The timer has millisecond ticks: a sleep on the paused clock ends up
+    /// to one tick after its deadline.
+    const TICK: Duration = Duration::from_millis(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_once_the_budget_is_spent() {
+        let budget = Duration::from_secs(1);
+        for _ in 0..50 {
+            let (made, result) = tries(call_retry_policy(budget), |_| Err(answer(500, None))).await;
+            assert!(result.is_err());
+            // 100-200 ms and 200-400 ms always fit in 1 s; 800 ms more never does.
+            assert!((3..=4).contains(&made.len()), "{made:?}");
+            let waited: Duration = waits(&made).iter().sum();
+            assert!(waited <= budget + TICK * 4, "{made:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_budget_allows_one_try() {
+        let (made, result) = tries(call_retry_policy(Duration::ZERO), |_| {
+            Err(answer(503, None))
+        })
+        .await;
+        assert_eq!(made, [Duration::ZERO]);
+        assert!(result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_double_up_to_the_cap_with_jitter_of_at_most_the_wait() {
+        let mut jittered = false;
+        for _ in 0..20 {
+            let (made, _) = tries(call_retry_policy(Duration::from_secs(30)), |_| {
+                Err(answer(502, None))
+            })
+            .await;
+            let waits = waits(&made);
+            assert!(waits.len() >= 6, "{waits:?}");
+            let mut base = CALL_RETRY_MIN_DELAY;
+            for (i, &wait) in waits.iter().enumerate() {
+                assert!(
+                    wait >= base && wait < base * 2 + TICK,
+                    "wait {i}: {waits:?}"
+                );
+                jittered |= wait > base + TICK;
+                let next = (base * 2).min(CALL_RETRY_MAX_DELAY);
+                if next == base * 2 {
+                    // The next wait is at least twice this base, and this
+                    // one is under twice it: waits grow while they double.
+                    let later = waits.get(i + 1);
+                    assert!(later.is_none_or(|&later| later > wait), "{waits:?}");
+                }
+                base = next;
+            }
+        }
+        assert!(jittered, "no wait was ever lengthened by jitter");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_of_2s_delays_the_next_try_by_at_least_2s() {
+        let (made, result) = tries(call_retry_policy(Duration::from_secs(1)), |n| match n {
+            1 => Err(answer(429, Some(Duration::from_secs(2)))),
+            _ => Ok(()),
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(made.len(), 2);
+        assert!(made[1] - made[0] >= Duration::from_secs(2), "{made:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_error_is_not_tried_again() {
+        let (made, result) = tries(call_retry_policy(Duration::from_secs(1)), |_| {
+            Err(answer(400, None))
+        })
+        .await;
+        assert_eq!(made.len(), 1);
+        assert!(result.is_err());
     }
 
     #[test]

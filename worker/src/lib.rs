@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backon::ExponentialBuilder;
 use ingest_shared::{Limits, SecretUrl, Topology};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -112,12 +111,7 @@ impl Worker {
             .build()
             .context("building the HTTP client")?;
 
-        let retry = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .with_total_delay(Some(config.call_retry_budget));
+        let retry = fetch::call_retry_policy(config.call_retry_budget);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pipeline = Pipeline {
             factory: FactoryClient::new(
