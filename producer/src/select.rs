@@ -7,24 +7,7 @@ use crate::cli::FilterArgs;
 use crate::dead_letter::DeadLetter;
 use crate::error::CtlError;
 
-/// The worker's error classes (`x-ingest-error-class`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ErrorClass {
-    /// Failures that might pass on a later try.
-    Transient,
-    /// Failures no retry can fix.
-    Permanent,
-}
-
-impl ErrorClass {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-        }
-    }
-}
+pub use ingest_shared::headers::ErrorClass;
 
 /// A choice of dead letters.
 #[derive(Debug, Clone, Default)]

@@ -35,6 +35,27 @@ pub const DEAD_LETTER_HEADERS: [&str; 7] = [
     SOURCE_QUEUE,
 ];
 
+/// What a failure means for a job, as written into `x-ingest-error-class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum ErrorClass {
+    /// Might succeed later: timeouts, refused or reset connections, 5xx,
+    /// 408, 429. The job is retried through a delay queue.
+    Transient,
+    /// Will fail again: a contract violation, an unknown device, other 4xx,
+    /// an unparsable payload. The job is dead-lettered at once.
+    Permanent,
+}
+
+impl ErrorClass {
+    /// `transient` or `permanent`: the header value and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+}
+
 /// Reads an integer header of any AMQP integer width.
 pub fn get_i64(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
     match headers?.inner().get(name)? {

@@ -6,26 +6,7 @@ use std::time::Duration;
 use ingest_shared::ContractError;
 use ingest_shared::secret::redact_in_text;
 
-/// What a failure means for the job's next step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Might succeed later: timeouts, refused or reset connections, 5xx,
-    /// 408, 429. The job is retried through a delay queue.
-    Transient,
-    /// Will fail again: a contract violation, an unknown device, other 4xx,
-    /// an unparsable payload. The job is dead-lettered at once.
-    Permanent,
-}
-
-impl ErrorClass {
-    /// `transient` or `permanent`, as written into dead-letter headers and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-        }
-    }
-}
+pub use ingest_shared::headers::ErrorClass;
 
 /// A dependency whose repeated failure opens a circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -192,10 +192,17 @@ pub fn call_retry_policy(budget: Duration) -> ExponentialBuilder {
         .with_total_delay(Some(budget))
 }
 
+/// The longest `Retry-After` waited out inside an attempt. A server asking
+/// for more ends the attempt instead, and the job waits in a delay queue,
+/// where long waits belong: a delivery is never held unacked for longer.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 /// Keeps a planned backoff wait, stretched to the server's `Retry-After`.
-/// When the backoff is spent (`planned` is `None`) the call gives up.
+/// When the backoff is spent (`planned` is `None`), or the server asks for
+/// more than [`MAX_RETRY_AFTER`], the call gives up.
 pub fn wait_at_least(asked: Option<Duration>, planned: Option<Duration>) -> Option<Duration> {
     match (planned, asked) {
+        (Some(_), Some(asked)) if asked > MAX_RETRY_AFTER => None,
         (Some(planned), Some(asked)) => Some(planned.max(asked)),
         (planned, _) => planned,
     }
@@ -398,5 +405,6 @@ mod tests {
         assert_eq!(wait_at_least(Some(secs(2)), Some(secs(1))), Some(secs(2)));
         assert_eq!(wait_at_least(None, Some(secs(1))), Some(secs(1)));
         assert_eq!(wait_at_least(Some(secs(2)), None), None);
+        assert_eq!(wait_at_least(Some(secs(3600)), Some(secs(1))), None);
     }
 }

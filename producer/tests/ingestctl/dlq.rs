@@ -108,7 +108,12 @@ async fn reading_commands_leave_the_dead_letter_queue_unchanged() {
     }
     for child in children {
         let output = child.wait_with_output().await.unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
+        // Readers running at once hide the letters they hold from each
+        // other (docs/operations.md), so `show` may miss its letter here;
+        // what must hold is that nothing changes. The run alone below
+        // checks what they print.
+        let missed = stderr(&output).contains("no dead letter with job id");
+        assert!(output.status.success() || missed, "{}", stderr(&output));
     }
     // And once more alone, when nothing else holds messages.
     let output = broker.ingestctl(&["dlq", "list", "--json"], None).await;

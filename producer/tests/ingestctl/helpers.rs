@@ -150,6 +150,11 @@ impl TestBroker {
 
     /// Ready messages of a queue, as the broker reports them now.
     pub async fn count(&self, queue: &str) -> u32 {
+        self.count_and_consumers(queue).await.0
+    }
+
+    /// Ready messages and consumers of a queue.
+    pub async fn count_and_consumers(&self, queue: &str) -> (u32, u32) {
         let channel = self.connection.create_channel().await.unwrap();
         let declared = channel
             .queue_declare(
@@ -163,7 +168,7 @@ impl TestBroker {
             .await
             .unwrap();
         let _ = channel.close(200, "done".into()).await;
-        declared.message_count()
+        (declared.message_count(), declared.consumer_count())
     }
 
     /// Takes every message of a queue for good, in queue order.

@@ -136,18 +136,26 @@ async fn a_replay_killed_half_way_then_rerun_loses_nothing() {
     assert!(moved_before < 2000, "killed too late: {moved_before}");
 
     // The broker requeues what the killed process held once it has noticed
-    // the closed connection; wait until the dead-letter count is stable, as
-    // docs/operations.md tells operators to.
+    // the closed connection: its consumer is gone then. Wait for that, and for
+    // the count to settle, as docs/operations.md tells operators to.
     let dead = broker.topology.dead_queue();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut previous = u32::MAX;
-    loop {
-        let now = broker.count(&dead).await;
-        if now == previous {
-            break;
+    let settled = loop {
+        let (now, consumers) = broker.count_and_consumers(&dead).await;
+        if consumers == 0 && now == previous {
+            break true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            break false;
         }
         previous = now;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        settled,
+        "the broker never took back what the killed replay held"
+    );
 
     let output = broker.ingestctl(&["dlq", "replay", "--all"], None).await;
     assert!(output.status.success(), "{}", stderr(&output));
