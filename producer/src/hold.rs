@@ -6,6 +6,7 @@
 //! rest are handed back; a process that dies holding messages hands them
 //! back too, as the broker requeues whatever a closed channel had not acked.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,10 +20,21 @@ use lapin::{Channel, Connection};
 use crate::dead_letter::DeadLetter;
 use crate::error::{CtlError, broker};
 
+/// How long the holding channel stays open after its last ack. RabbitMQ
+/// 3.10's quorum-queue client stashes acks once more than 256 commands of a
+/// channel await the queue's consensus, sends them only when earlier ones are
+/// applied, and drops the stash when the channel closes: the broker then hands
+/// those messages back as if never acked. Replaying or purging a few hundred
+/// dead letters at once reaches that limit; a pause of this length lets the
+/// stash drain (it takes milliseconds) before the channel closes.
+pub const ACK_DRAIN_PAUSE: Duration = Duration::from_secs(1);
+
 /// Dead letters held unacknowledged on their own channel.
 pub struct HeldLetters {
     channel: Channel,
     queue: String,
+    /// Whether any held message was acked, so that closing must wait.
+    has_acked: AtomicBool,
     /// Ready messages the queue reported when reading began.
     pub expected: u32,
     /// The held letters, in delivery order.
@@ -67,6 +79,7 @@ pub async fn hold_all(
     let mut held = HeldLetters {
         channel,
         queue: queue.to_owned(),
+        has_acked: AtomicBool::new(false),
         expected,
         letters: Vec::new(),
     };
@@ -123,6 +136,7 @@ pub async fn hold_all(
 impl HeldLetters {
     /// Removes one held message from the queue for good.
     pub async fn ack(&self, delivery_tag: u64) -> Result<(), CtlError> {
+        self.has_acked.store(true, Ordering::Relaxed);
         self.channel
             .basic_ack(delivery_tag, BasicAckOptions::default())
             .await
@@ -130,9 +144,13 @@ impl HeldLetters {
     }
 
     /// Hands every message not acked back to the queue and closes the channel.
-    /// The close waits for the broker's reply, so every ack and the return
-    /// have been processed when this returns.
+    /// After acks it first waits [`ACK_DRAIN_PAUSE`] for the broker to apply
+    /// them; the close waits for the broker's reply, so every ack and the
+    /// return have been processed when this returns.
     pub async fn release(self) -> Result<(), CtlError> {
+        if self.has_acked.load(Ordering::Relaxed) {
+            tokio::time::sleep(ACK_DRAIN_PAUSE).await;
+        }
         // Delivery tag 0 with `multiple` means every outstanding delivery.
         self.channel
             .basic_nack(

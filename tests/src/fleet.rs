@@ -75,8 +75,28 @@ impl Fleet {
 
     /// Starts a fleet whose simulator uses `sim_config`.
     pub async fn start_with(sim_config: SimConfig) -> Self {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let prefix = format!("t{}-", &id[..10]);
+        Self::start_prefixed(new_prefix(), sim_config, true).await
+    }
+
+    /// Starts a fleet whose simulator knows only the devices `names` (as
+    /// [`Fleet::device`] spells them); every other id answers 404.
+    pub async fn start_with_known_devices(names: &[&str]) -> Self {
+        let prefix = new_prefix();
+        let devices = names.iter().map(|name| format!("{prefix}{name}")).collect();
+        let sim_config = SimConfig {
+            devices,
+            ..SimConfig::default()
+        };
+        Self::start_prefixed(prefix, sim_config, true).await
+    }
+
+    /// Starts a fleet without declaring its topology, for tests that
+    /// declare conflicting queues first; publishing needs the topology.
+    pub async fn start_undeclared() -> Self {
+        Self::start_prefixed(new_prefix(), SimConfig::default(), false).await
+    }
+
+    async fn start_prefixed(prefix: String, sim_config: SimConfig, declare: bool) -> Self {
         let delays: Vec<Duration> = TEST_RETRY_DELAYS
             .split(',')
             .map(|d| humantime::parse_duration(d).expect("valid delays"))
@@ -86,10 +106,12 @@ impl Fleet {
             .await
             .expect("RabbitMQ answers on 127.0.0.1:5672 (run scripts/services)");
         let channel = connection.create_channel().await.expect("open a channel");
-        topology
-            .declare(&channel)
-            .await
-            .expect("declare the topology");
+        if declare {
+            topology
+                .declare(&channel)
+                .await
+                .expect("declare the topology");
+        }
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -148,6 +170,28 @@ impl Fleet {
         args.extend(extra.iter().map(|s| s.to_string()));
         let id = format!("{}w{}", self.prefix, self.workers.len());
         self.workers.push(WorkerProcess::start(&id, &args).await);
+        self.workers.len() - 1
+    }
+
+    /// Starts one more worker with the fleet's flags, each of `settings`
+    /// replacing the fleet's value of that flag (or added); returns its index.
+    pub async fn start_worker_setting(&mut self, settings: &[(&str, &str)]) -> usize {
+        let mut args = self.base_worker_args();
+        for &(flag, value) in settings {
+            set_flag(&mut args, flag, value);
+        }
+        let id = format!("{}w{}", self.prefix, self.workers.len());
+        self.workers.push(WorkerProcess::start(&id, &args).await);
+        self.workers.len() - 1
+    }
+
+    /// Like [`Fleet::start_worker`], but returns as soon as the process runs,
+    /// for workers expected never to become ready.
+    pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        let mut args = self.base_worker_args();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let id = format!("{}w{}", self.prefix, self.workers.len());
+        self.workers.push(WorkerProcess::spawn(&id, &args));
         self.workers.len() - 1
     }
 
@@ -344,6 +388,14 @@ impl Fleet {
                 .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
+        // Workers started with other delay tiers declared queues the
+        // fleet's topology does not list.
+        for queue in crate::management::queues_named_with(&self.prefix).await {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
         let _ = self
             .channel
             .exchange_delete(
@@ -362,6 +414,21 @@ pub fn recent_range(hours: i64) -> (DateTime<Utc>, DateTime<Utc>) {
         .duration_trunc(TimeDelta::hours(1))
         .expect("an hour fits any timestamp");
     (end - TimeDelta::hours(hours), end)
+}
+
+/// A fresh name prefix: `t` and ten hex digits of a random UUID.
+fn new_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{}-", &id[..10])
+}
+
+/// Sets `flag` to `value` in a worker's arguments, replacing its earlier
+/// value: list flags such as `--retry-delays` would otherwise append.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|arg| arg == flag) {
+        Some(at) if at + 1 < args.len() => args[at + 1] = value.to_owned(),
+        _ => args.extend([flag.to_owned(), value.to_owned()]),
+    }
 }
 
 /// A header table with one text header.

@@ -8,8 +8,17 @@
 //! - [`tsdb`]: reading points back from VictoriaMetrics and comparing them
 //!   with what the simulator served.
 //! - [`proxy`]: a TCP proxy that can cut a dependency off.
+//! - [`management`]: the broker's management API: queue counters, clashing
+//!   declarations, left-over queues.
+//! - [`factory`]: when the simulated factory API was asked.
+//! - [`contract`]: job bodies that break the contract, one per rule.
+//! - [`deadletters`]: a fleet's dead-letter queue as an operator meets it.
 
+pub mod contract;
+pub mod deadletters;
+pub mod factory;
 pub mod fleet;
+pub mod management;
 pub mod proxy;
 pub mod tsdb;
 pub mod worker;

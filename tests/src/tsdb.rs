@@ -82,6 +82,29 @@ pub async fn assert_exactly_the_simulated_readings(
     interval: Duration,
 ) -> usize {
     let expected: Vec<_> = factory_sim::readings(device, start, end, interval).collect();
+    assert_exactly(device, &expected).await
+}
+
+/// Like [`assert_exactly_the_simulated_readings`], but without the readings
+/// at positions `every - 1`, `2 * every - 1`, ... of the range: those a
+/// simulator corrupting every `every`-th reading spoils. Returns the number
+/// of readings expected and found.
+pub async fn assert_the_simulated_readings_but_every(
+    device: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    interval: Duration,
+    every: usize,
+) -> usize {
+    let expected: Vec<_> = factory_sim::readings(device, start, end, interval)
+        .enumerate()
+        .filter(|(position, _)| (position + 1) % every != 0)
+        .map(|(_, reading)| reading)
+        .collect();
+    assert_exactly(device, &expected).await
+}
+
+/// Checks that the TSDB holds exactly `expected` for `device`.
+async fn assert_exactly(device: &str, expected: &[factory_sim::Reading]) -> usize {
     let series = export(device).await;
     assert_eq!(
         series.len(),

@@ -22,6 +22,13 @@ impl WorkerProcess {
     /// Starts a worker with `args` (on top of the address and id flags this
     /// sets) and waits until `/readyz` says it consumes.
     pub async fn start(worker_id: &str, args: &[String]) -> Self {
+        let worker = Self::spawn(worker_id, args);
+        worker.wait_ready(Duration::from_secs(20)).await;
+        worker
+    }
+
+    /// Starts a worker with `args` without waiting for it to be ready.
+    pub fn spawn(worker_id: &str, args: &[String]) -> Self {
         let port = free_port();
         let http_addr = format!("127.0.0.1:{port}");
         let log_path = crate::log_dir().join(format!("{worker_id}.log"));
@@ -36,14 +43,12 @@ impl WorkerProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("start ingest-worker");
-        let worker = Self {
+        Self {
             child,
             http_addr,
             worker_id: worker_id.to_owned(),
             log_path,
-        };
-        worker.wait_ready(Duration::from_secs(20)).await;
-        worker
+        }
     }
 
     /// Waits until `/readyz` answers 200.
@@ -82,6 +87,19 @@ impl WorkerProcess {
     /// `ingest_jobs_total{outcome="acked",class="none"}`; 0 when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
         sample_value(&self.metrics().await, sample)
+    }
+
+    /// Waits until `sample` of `/metrics` is at least `value`, or the
+    /// timeout passes. Returns the value seen last.
+    pub async fn wait_for_metric(&self, sample: &str, value: f64, timeout: Duration) -> f64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let seen = self.metric(sample).await;
+            if seen >= value || tokio::time::Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {

@@ -23,6 +23,9 @@ use crate::Worker;
 use crate::disposition::{Disposer, Fate, attempt_of};
 use crate::error::{Dependency, JobError};
 
+/// How long a draining worker keeps its channel open after the last ack.
+const ACK_DRAIN_PAUSE: Duration = Duration::from_millis(500);
+
 /// Why a session ended without a drain.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -289,6 +292,11 @@ impl Session {
             tracing::warn!(error = %err, "could not cancel the consumer while draining");
         }
         self.finish_in_flight().await;
+        // RabbitMQ 3.10 holds back a channel's acks to a quorum queue while
+        // many of its commands await consensus and drops them on close; the
+        // jobs would be redelivered (harmless, but wasted work). A short
+        // pause lets that backlog drain before the channel goes.
+        tokio::time::sleep(ACK_DRAIN_PAUSE).await;
         let _ = self.consume.close(200, "worker draining".into()).await;
         let _ = self.connection.close(200, "worker draining".into()).await;
         tracing::info!("drained");

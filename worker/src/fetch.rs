@@ -110,6 +110,16 @@ impl FactoryClient {
     }
 
     async fn fetch_once(&self, url: &Url, device: &str) -> Result<EncodedPage, FetchError> {
+        // The slot is taken before the request is sent: a response waiting
+        // for a slot would hold its connection's read buffer (up to 400 KB
+        // in hyper) and keep the connection out of the pool, so hundreds of
+        // jobs in flight would mean hundreds of buffered pages.
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self
+            .decode_slots
+            .acquire()
+            .await
+            .expect("decode slots stay open");
         let response = self
             .http
             .get(url.clone())
@@ -131,12 +141,6 @@ impl FactoryClient {
             });
         }
 
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _slot = self
-            .decode_slots
-            .acquire()
-            .await
-            .expect("decode slots stay open");
         let body = response.bytes().await.map_err(|source| {
             if source.is_timeout() {
                 FetchError::Timeout {

@@ -1,9 +1,12 @@
 //! Step definitions, one module per feature file, sharing one world.
 
+mod dlq;
 mod ingestion;
+mod reliability;
 
 use chrono::{DateTime, Utc};
-use ingest_tests::fleet::Fleet;
+use ingest_tests::fleet::{DeadLetter, Fleet};
+use tokio::time::Instant;
 
 /// What a scenario has set up so far.
 #[derive(Default, cucumber::World)]
@@ -16,6 +19,18 @@ pub struct FleetWorld {
     pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Jobs published.
     pub jobs: usize,
+    /// The body of the job published last.
+    pub last_body: Vec<u8>,
+    /// The body of the job that breaks the contract, once published.
+    pub bad_body: Option<Vec<u8>>,
+    /// The dead letter the scenario examines.
+    pub dead_letter: Option<DeadLetter>,
+    /// When a worker was sent SIGTERM.
+    pub terminated_at: Option<Instant>,
+    /// When the TSDB was cut off.
+    pub outage_started_at: Option<Instant>,
+    /// What a dead-letter scenario remembers.
+    pub dlq: dlq::DlqScene,
 }
 
 impl std::fmt::Debug for FleetWorld {
