@@ -221,24 +221,7 @@ impl DeadLetterQueue {
 
     /// Messages ready in the queue now.
     pub async fn count(&self) -> u32 {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .expect("open a channel");
-        let declared = channel
-            .queue_declare(
-                self.name.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("the dead-letter queue exists");
-        let _ = channel.close(200, "done".into()).await;
-        declared.message_count()
+        crate::fleet::ready_count(&self.connection, &self.name).await
     }
 
     /// Waits until the queue holds at least `count` messages; returns the

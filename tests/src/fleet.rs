@@ -254,24 +254,7 @@ impl Fleet {
 
     /// Messages ready in a queue (not counting unacked ones).
     pub async fn ready_count(&self, queue: &str) -> u32 {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .expect("open a channel");
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("the queue exists");
-        let _ = channel.close(200, "done".into()).await;
-        declared.message_count()
+        ready_count(&self.connection, queue).await
     }
 
     /// Takes every dead letter out of the dead-letter queue.
@@ -405,6 +388,25 @@ impl Fleet {
             .await;
         let _ = self.connection.close(200, "test done".into()).await;
     }
+}
+
+/// Messages ready in a queue (not counting unacked ones), by a passive
+/// declaration on a channel of its own.
+pub async fn ready_count(connection: &Connection, queue: &str) -> u32 {
+    let channel = connection.create_channel().await.expect("open a channel");
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("queue {queue} exists: {err}"));
+    let _ = channel.close(200, "done".into()).await;
+    declared.message_count()
 }
 
 /// An hour-aligned range of `hours` hours that ended a day ago: old enough
