@@ -56,8 +56,23 @@ pub struct BenchConfig {
     pub amqp_url: SecretUrl,
 
     /// Base URL of the RabbitMQ management API (for its version only).
-    #[arg(long, env = "BENCH_MANAGEMENT_URL", default_value = "http://127.0.0.1:15672")]
+    #[arg(
+        long,
+        env = "BENCH_MANAGEMENT_URL",
+        default_value = "http://127.0.0.1:15672"
+    )]
     pub management_url: String,
+
+    /// Only these scenarios, comma-separated (for profiling one at a time):
+    /// broker, empty, tsdb, readings, scale, slow, memory, latency. The
+    /// latency run paces at half of `readings` when that ran, else at
+    /// `--latency-rate`. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+
+    /// Jobs per second of the latency run when `readings` is not run.
+    #[arg(long, default_value_t = 50.0)]
+    pub latency_rate: f64,
 
     /// Base URL of VictoriaMetrics; writes go to `<url>/write`.
     #[arg(long, env = "BENCH_TSDB_URL", default_value = "http://127.0.0.1:8428")]
@@ -65,6 +80,11 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
+    /// Whether the scenario named `name` is to run.
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
     /// The sizes of this run.
     pub fn sizes(&self) -> Sizes {
         let mut sizes = if self.quick {
@@ -122,11 +142,11 @@ impl Sizes {
     pub fn full() -> Self {
         Self {
             runs: 3,
-            broker_messages: 30_000,
+            broker_messages: 50_000,
             empty_prefetch: 256,
-            empty_jobs: 10_000,
+            empty_jobs: 20_000,
             readings_prefetch: 32,
-            reading_jobs: 48,
+            reading_jobs: 240,
             batch_points: 5_000,
             page_limit: 1_000,
             slow_in_flight: vec![1, 16, 64, 256],

@@ -157,7 +157,11 @@ fn machine_busy_ticks() -> Option<u64> {
         .collect();
     // user nice system idle iowait irq softirq steal (guest is in user).
     let busy = columns.iter().take(8).enumerate();
-    Some(busy.filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum())
+    Some(
+        busy.filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, t)| t)
+            .sum(),
+    )
 }
 
 /// Processes whose `comm` starts with `name` (it is cut at 15 bytes).

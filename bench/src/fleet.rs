@@ -241,7 +241,10 @@ async fn wait_for_address(child: &mut Child, log: &Path, marker: &str) -> anyhow
             );
         }
         if Instant::now() > deadline {
-            bail!("{} did not log {marker:?} within {START_TIMEOUT:?}", log.display());
+            bail!(
+                "{} did not log {marker:?} within {START_TIMEOUT:?}",
+                log.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -271,7 +274,10 @@ async fn terminate(child: &mut Child, pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status()
         .await;
-    if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+        .await
+        .is_err()
+    {
         eprintln!("bench: process {pid} ignored SIGTERM for {STOP_TIMEOUT:?}; killing it");
         let _ = child.kill().await;
     }
@@ -290,7 +296,12 @@ mod tests {
             ingest_points_written_total 3599\n";
         let counters = parse_counters(text);
         assert_eq!(
-            (counters.settled, counters.acked, counters.readings, counters.points),
+            (
+                counters.settled,
+                counters.acked,
+                counters.readings,
+                counters.points
+            ),
             (9, 7, 3600, 3599)
         );
     }

@@ -95,7 +95,9 @@ impl TsdbProxy {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock only ever interrupts a `push`; the list
     // is still whole.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn write(
@@ -112,7 +114,10 @@ async fn write(
         }
         ProxyMode::Stamp(url) => {
             let device = first_device(&body, &headers);
-            (forward(&state.http, url, query, &headers, body).await, device)
+            (
+                forward(&state.http, url, query, &headers, body).await,
+                device,
+            )
         }
     };
     lock(&state.writes).push(WriteRecord {
@@ -182,8 +187,7 @@ mod tests {
 
     #[test]
     fn the_device_is_read_from_a_gzipped_first_line() {
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder
             .write_all(b"machine_reading,cell=c,machine_id=dev-7,zone=z t=1.0 1\n")
             .unwrap();

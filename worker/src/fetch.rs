@@ -30,8 +30,8 @@ pub struct FactoryClient {
     base: Url,
     page_limit: u32,
     retry: ExponentialBuilder,
-    /// Bounds how many pages are parsed at once, so that memory follows the
-    /// number of cores, not the number of jobs in flight.
+    /// Bounds how many pages are requested and parsed at once, so that
+    /// memory follows the number of cores, not the number of jobs in flight.
     decode_slots: Arc<Semaphore>,
 }
 

@@ -35,7 +35,11 @@ impl Batch {
     /// Hands the batch over for writing and leaves an empty one.
     pub fn take(&mut self) -> (Bytes, usize) {
         let points = std::mem::take(&mut self.points);
-        (Bytes::from(std::mem::take(&mut self.chunks)), points)
+        let mut chunks = std::mem::take(&mut self.chunks);
+        // The body is held until the TSDB accepts it, which may take long
+        // with many jobs in flight; growth may have left it half unused.
+        chunks.shrink_to_fit();
+        (Bytes::from(chunks), points)
     }
 }
 
