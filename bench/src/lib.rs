@@ -72,7 +72,9 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<RunOutcome> {
     let report = report::Report::build(&config, &sizes, samples, started.elapsed()).await;
     report.print();
     report.write_json(&config.out_dir)?;
-    if !config.quick {
+    // Only a whole run may stand for the fleet in the doc: a `--quick` or
+    // `--only` run leaves the doc and the plot as they are.
+    if !config.quick && config.only.is_empty() {
         plot::draw(&report, &config.plot, &config.font)?;
         report.write_doc(&config.doc)?;
     }
