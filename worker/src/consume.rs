@@ -10,8 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use ingest_shared::{IngestJob, broker, headers};
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
@@ -22,6 +21,7 @@ use tracing::Instrument;
 use crate::Worker;
 use crate::disposition::{Disposer, Fate, attempt_of};
 use crate::error::{Dependency, JobError};
+use crate::settle::Settler;
 
 /// How long a draining worker keeps its channel open after the last ack.
 const ACK_DRAIN_PAUSE: Duration = Duration::from_millis(500);
@@ -107,12 +107,6 @@ async fn session(worker: &Arc<Worker>, shutdown: &CancellationToken) -> Result<(
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(lost("enabling confirms"))?;
-    let disposer = Arc::new(Disposer {
-        publish,
-        topology: worker.topology.clone(),
-        worker_id: worker.worker_id.clone(),
-        max_attempts: worker.max_attempts,
-    });
 
     let consume = connection
         .create_channel()
@@ -122,11 +116,20 @@ async fn session(worker: &Arc<Worker>, shutdown: &CancellationToken) -> Result<(
         .basic_qos(worker.prefetch, BasicQosOptions::default())
         .await
         .map_err(lost("setting the prefetch"))?;
+    let settler = Settler::spawn(consume.clone());
+    let disposer = Arc::new(Disposer {
+        publish,
+        settler: settler.clone(),
+        topology: worker.topology.clone(),
+        worker_id: worker.worker_id.clone(),
+        max_attempts: worker.max_attempts,
+    });
 
     let mut run = Session {
         worker: worker.clone(),
         connection,
         consume,
+        settler,
         disposer,
         tracker: TaskTracker::new(),
         hard_stop: CancellationToken::new(),
@@ -140,6 +143,7 @@ struct Session {
     worker: Arc<Worker>,
     connection: Connection,
     consume: Channel,
+    settler: Settler,
     disposer: Arc<Disposer>,
     tracker: TaskTracker,
     hard_stop: CancellationToken,
@@ -210,7 +214,8 @@ impl Session {
         while let Ok(Some(Ok(delivery))) =
             tokio::time::timeout(Duration::from_millis(200), consumer.next()).await
         {
-            let _ = delivery.nack(requeue()).await;
+            self.settler.delivered(delivery.delivery_tag);
+            let _ = self.settler.requeue(delivery.delivery_tag).await;
         }
         Ok(())
     }
@@ -242,6 +247,7 @@ impl Session {
     }
 
     fn spawn_job(&self, delivery: lapin::message::Delivery) {
+        self.settler.delivered(delivery.delivery_tag);
         let worker = self.worker.clone();
         let disposer = self.disposer.clone();
         let hard_stop = self.hard_stop.clone();
@@ -363,13 +369,6 @@ async fn handle(
             }
             disposer.fail(delivery, attempt, &err).await
         }
-    }
-}
-
-fn requeue() -> BasicNackOptions {
-    BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
     }
 }
 

@@ -10,11 +10,12 @@ use ingest_shared::Topology;
 use ingest_shared::headers;
 use ingest_shared::topology::DEAD_ROUTING_KEY;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation};
 
 use crate::error::{ErrorClass, JobError};
+use crate::settle::{SettleLost, Settler};
 
 /// Where a job ended up after one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,10 @@ pub enum SettleError {
     /// The channel or connection failed.
     #[error("the broker connection failed")]
     Broker(#[from] lapin::Error),
+    /// The copy was confirmed but the original could not be acked; the
+    /// broker redelivers it (a duplicate, never a loss).
+    #[error("the original delivery could not be acked")]
+    Settle(#[from] SettleLost),
     /// The broker could not route the copy (a queue is missing).
     #[error("the broker returned the message to {exchange}/{routing_key} as unroutable")]
     Returned {
@@ -74,6 +79,8 @@ pub enum SettleError {
 pub struct Disposer {
     /// Channel in confirm mode for retries and dead letters.
     pub publish: Channel,
+    /// Acks and nacks on the consume channel.
+    pub settler: Settler,
     /// Names of the fleet's exchange and queues.
     pub topology: Topology,
     /// Written into dead letters as the worker that gave up.
@@ -93,8 +100,8 @@ pub fn attempt_of(delivery: &Delivery) -> u32 {
 impl Disposer {
     /// Acks a job that was ingested.
     pub async fn ack(&self, delivery: &Delivery) -> Fate {
-        match delivery.ack(BasicAckOptions::default()).await {
-            Ok(_) => Fate::Acked,
+        match self.settler.ack(delivery.delivery_tag).await {
+            Ok(()) => Fate::Acked,
             Err(err) => {
                 tracing::warn!(error = %err, "ack failed; the broker will redeliver the job");
                 Fate::Abandoned
@@ -159,12 +166,8 @@ impl Disposer {
 
     /// Returns a delivery to the work queue untouched; the attempt does not count.
     pub async fn requeue(&self, delivery: &Delivery) -> Fate {
-        let options = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        match delivery.nack(options).await {
-            Ok(_) => Fate::Requeued,
+        match self.settler.requeue(delivery.delivery_tag).await {
+            Ok(()) => Fate::Requeued,
             Err(err) => {
                 tracing::warn!(error = %err, "nack failed; the broker will redeliver the job");
                 Fate::Abandoned
@@ -215,7 +218,7 @@ impl Disposer {
                 });
             }
         }
-        delivery.ack(BasicAckOptions::default()).await?;
+        self.settler.ack(delivery.delivery_tag).await?;
         Ok(())
     }
 

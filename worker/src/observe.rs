@@ -62,6 +62,10 @@ fn describe_metrics() {
     );
     describe_counter!("ingest_points_written_total", "Points the TSDB accepted");
     describe_counter!(
+        "ingest_ack_frames_total",
+        "Ack frames sent; fewer than acked jobs when runs are folded into one"
+    );
+    describe_counter!(
         "ingest_readings_invalid_total",
         "Readings that could not become points"
     );
