@@ -9,11 +9,10 @@ use anyhow::{Context, bail};
 use backon::ExponentialBuilder;
 use futures_util::StreamExt;
 use ingest_shared::{IngestJob, broker};
-use ingest_worker::fetch::FactoryClient;
+use ingest_worker::fetch::{FactoryClient, PageBudget};
 use ingest_worker::store::{Batch, TsdbWriter};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -159,7 +158,7 @@ async fn encode_like_the_worker(
         Url::parse(&bench.sim_url)?,
         bench.sizes.page_limit,
         ExponentialBuilder::default(),
-        Arc::new(Semaphore::new(1)),
+        Arc::new(PageBudget::new(1, 1)),
     );
     let write_url = Url::parse(&format!("{}/write", bench.config.tsdb_url))?;
     let writer = TsdbWriter::new(

@@ -3,12 +3,13 @@
 //! as it arrives, so only one raw page per job is ever in memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use ingest_shared::job::canonical_time;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use url::Url;
 
 use crate::error::{FetchError, parse_retry_after};
@@ -30,9 +31,9 @@ pub struct FactoryClient {
     base: Url,
     page_limit: u32,
     retry: ExponentialBuilder,
-    /// Bounds how many pages are requested and parsed at once, so that
-    /// memory follows the number of cores, not the number of jobs in flight.
-    decode_slots: Arc<Semaphore>,
+    /// Bounds the bytes of pages being requested and parsed at once, so that
+    /// memory follows the budget, not the number of jobs in flight.
+    budget: Arc<PageBudget>,
 }
 
 impl FactoryClient {
@@ -43,14 +44,14 @@ impl FactoryClient {
         base: Url,
         page_limit: u32,
         retry: ExponentialBuilder,
-        decode_slots: Arc<Semaphore>,
+        budget: Arc<PageBudget>,
     ) -> Self {
         Self {
             http,
             base,
             page_limit,
             retry,
-            decode_slots,
+            budget,
         }
     }
 
@@ -110,16 +111,11 @@ impl FactoryClient {
     }
 
     async fn fetch_once(&self, url: &Url, device: &str) -> Result<EncodedPage, FetchError> {
-        // The slot is taken before the request is sent: a response waiting
-        // for a slot would hold its connection's read buffer (up to 400 KB
-        // in hyper) and keep the connection out of the pool, so hundreds of
-        // jobs in flight would mean hundreds of buffered pages.
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _slot = self
-            .decode_slots
-            .acquire()
-            .await
-            .expect("decode slots stay open");
+        // The budget is reserved before the request is sent: a response
+        // waiting for it would hold its connection's read buffer (up to
+        // 400 KB in hyper) and keep the connection out of the pool, so
+        // hundreds of jobs in flight would mean hundreds of buffered pages.
+        let mut reserved = self.budget.reserve(self.budget.expected()).await;
         let response = self
             .http
             .get(url.clone())
@@ -141,6 +137,15 @@ impl FactoryClient {
             });
         }
 
+        // A page larger than expected waits for its full share before its
+        // body is read; it gives back what it holds first, so two pages
+        // waiting for each other's share cannot deadlock.
+        if let Some(length) = response.content_length()
+            && !self.budget.covers(&reserved, length as usize)
+        {
+            drop(reserved);
+            reserved = self.budget.reserve(length as usize).await;
+        }
         let body = response.bytes().await.map_err(|source| {
             if source.is_timeout() {
                 FetchError::Timeout {
@@ -154,18 +159,88 @@ impl FactoryClient {
                 }
             }
         })?;
+        self.budget.observe(body.len());
         let mut lines = Vec::with_capacity(body.len() / 2);
         let summary =
             encode_page(&body, device, &mut lines).map_err(|source| FetchError::Decode {
                 url: redacted(url),
                 source,
             })?;
+        drop(reserved);
         Ok(EncodedPage { lines, summary })
     }
 
     /// Asks the API's health URL whether it answers at all.
     pub async fn probe(&self, health_url: &Url) -> bool {
         probe(&self.http, health_url).await
+    }
+}
+
+/// Bytes one unit of the budget stands for. A page takes at least one unit,
+/// which covers a connection's own buffers when the page is tiny.
+const BUDGET_UNIT: usize = 16 * 1024;
+
+/// How many bytes of factory pages may be in flight at once, requested or
+/// being parsed. Each request reserves its expected size: the largest page
+/// seen lately, decaying slowly towards the sizes seen since, so that small
+/// pages (short ranges, idle machines) run many at a time and full pages
+/// few, and a jump in size is taken at once. A page found larger than its
+/// reservation (from `Content-Length`) waits for the rest before its body is
+/// read.
+#[derive(Debug)]
+pub struct PageBudget {
+    units: Semaphore,
+    total: u32,
+    expected: AtomicUsize,
+}
+
+impl PageBudget {
+    /// A budget of `bytes`, expecting pages of `first_page` bytes until one
+    /// has been seen.
+    pub fn new(bytes: usize, first_page: usize) -> Self {
+        let total = u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX >> 3);
+        Self {
+            units: Semaphore::new(total as usize),
+            total,
+            expected: AtomicUsize::new(first_page),
+        }
+    }
+
+    /// The size the next page is expected to have.
+    pub fn expected(&self) -> usize {
+        self.expected.load(Ordering::Relaxed)
+    }
+
+    /// Notes the size of a page that arrived.
+    pub fn observe(&self, bytes: usize) {
+        // A lost update between two pages only delays the decay by a page.
+        let expected = self.expected();
+        let next = if bytes >= expected {
+            bytes
+        } else {
+            expected - (expected - bytes) / 16
+        };
+        self.expected.store(next, Ordering::Relaxed);
+    }
+
+    /// Waits until `bytes` (at most the whole budget) can be held.
+    pub async fn reserve(&self, bytes: usize) -> SemaphorePermit<'_> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.units
+            .acquire_many(self.units_for(bytes))
+            .await
+            .expect("the page budget stays open")
+    }
+
+    /// Whether `permit` already holds enough for a page of `bytes`.
+    pub fn covers(&self, permit: &SemaphorePermit<'_>, bytes: usize) -> bool {
+        permit.num_permits() >= self.units_for(bytes) as usize
+    }
+
+    fn units_for(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(BUDGET_UNIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total)
     }
 }
 
@@ -241,7 +316,7 @@ mod tests {
             Url::parse("http://factory:8080/api/").unwrap(),
             1000,
             ExponentialBuilder::default(),
-            Arc::new(Semaphore::new(1)),
+            Arc::new(PageBudget::new(1 << 20, 1 << 20)),
         )
     }
 
@@ -269,6 +344,36 @@ mod tests {
                 "{device:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_expected_page_jumps_up_at_once_and_decays_slowly() {
+        let budget = PageBudget::new(64 * BUDGET_UNIT, 300_000);
+        budget.observe(40);
+        assert!(budget.expected() > 280_000, "{}", budget.expected());
+        for _ in 0..200 {
+            budget.observe(40);
+        }
+        assert!(budget.expected() < BUDGET_UNIT, "{}", budget.expected());
+        budget.observe(290_000);
+        assert_eq!(budget.expected(), 290_000);
+    }
+
+    #[tokio::test]
+    async fn small_pages_share_the_budget_and_a_full_page_takes_its_size() {
+        let budget = PageBudget::new(8 * BUDGET_UNIT, BUDGET_UNIT);
+        let small: Vec<_> =
+            futures_util::future::join_all((0..8).map(|_| budget.reserve(40))).await;
+        assert_eq!(budget.units.available_permits(), 0);
+        assert!(budget.covers(&small[0], 40));
+        assert!(!budget.covers(&small[0], 3 * BUDGET_UNIT));
+        drop(small);
+
+        let large = budget.reserve(3 * BUDGET_UNIT).await;
+        assert_eq!(large.num_permits(), 3);
+        // A page larger than the whole budget takes all of it, never more.
+        drop(large);
+        assert_eq!(budget.reserve(1 << 30).await.num_permits(), 8);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`store`]: batched, compressed TSDB writes.
 //! - [`process`]: one job through fetch, transform and store.
 //! - [`disposition`]: ack, retry through a delay queue, dead-letter, requeue.
+//! - [`settle`]: the consume channel's acks and nacks, runs folded into one.
 //! - [`circuit`]: pausing while a dependency is down.
 //! - [`error`]: what failed, and whether it is worth retrying.
 //! - [`observe`]: `/healthz`, `/readyz` and `/metrics`.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fetch;
 pub mod observe;
 pub mod process;
+pub mod settle;
 pub mod shutdown;
 pub mod store;
 pub mod transform;
@@ -32,16 +34,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ingest_shared::{Limits, SecretUrl, Topology};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::circuit::Circuits;
 use crate::config::WorkerConfig;
-use crate::fetch::FactoryClient;
+use crate::fetch::{FactoryClient, PageBudget};
 use crate::observe::Readiness;
 use crate::process::Pipeline;
 use crate::store::TsdbWriter;
+
+/// Bytes of one reading in a factory page, for sizing the page budget
+/// before the first page has been seen (the legacy shape with three
+/// measurements takes about 290).
+const READING_BYTES: usize = 300;
 
 /// Everything a worker's sessions and jobs share.
 #[derive(Debug)]
@@ -112,14 +118,18 @@ impl Worker {
             .context("building the HTTP client")?;
 
         let retry = fetch::call_retry_policy(config.call_retry_budget);
+        // Pages in flight are bounded in bytes: as many full pages as two per
+        // core (parsing is what they wait for), or many more small ones.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let full_page = config.page_limit as usize * READING_BYTES;
+        let page_budget = PageBudget::new(cores * 2 * full_page, full_page);
         let pipeline = Pipeline {
             factory: FactoryClient::new(
                 fetch_http,
                 factory_url,
                 config.page_limit,
                 retry,
-                Arc::new(Semaphore::new(cores * 2)),
+                Arc::new(page_budget),
             ),
             tsdb: TsdbWriter::new(write_http, &tsdb_write_url, config.tsdb_gzip, retry),
             batch_points: config.batch_points as usize,
