@@ -116,10 +116,9 @@ async fn session(worker: &Arc<Worker>, shutdown: &CancellationToken) -> Result<(
         .basic_qos(worker.prefetch, BasicQosOptions::default())
         .await
         .map_err(lost("setting the prefetch"))?;
-    let settler = Settler::spawn(consume.clone());
     let disposer = Arc::new(Disposer {
         publish,
-        settler: settler.clone(),
+        settler: Settler::spawn(consume.clone()),
         topology: worker.topology.clone(),
         worker_id: worker.worker_id.clone(),
         max_attempts: worker.max_attempts,
@@ -129,7 +128,6 @@ async fn session(worker: &Arc<Worker>, shutdown: &CancellationToken) -> Result<(
         worker: worker.clone(),
         connection,
         consume,
-        settler,
         disposer,
         tracker: TaskTracker::new(),
         hard_stop: CancellationToken::new(),
@@ -143,7 +141,6 @@ struct Session {
     worker: Arc<Worker>,
     connection: Connection,
     consume: Channel,
-    settler: Settler,
     disposer: Arc<Disposer>,
     tracker: TaskTracker,
     hard_stop: CancellationToken,
@@ -214,8 +211,9 @@ impl Session {
         while let Ok(Some(Ok(delivery))) =
             tokio::time::timeout(Duration::from_millis(200), consumer.next()).await
         {
-            self.settler.delivered(delivery.delivery_tag);
-            let _ = self.settler.requeue(delivery.delivery_tag).await;
+            let settler = &self.disposer.settler;
+            settler.delivered(delivery.delivery_tag);
+            let _ = settler.requeue(delivery.delivery_tag).await;
         }
         Ok(())
     }
@@ -247,7 +245,7 @@ impl Session {
     }
 
     fn spawn_job(&self, delivery: lapin::message::Delivery) {
-        self.settler.delivered(delivery.delivery_tag);
+        self.disposer.settler.delivered(delivery.delivery_tag);
         let worker = self.worker.clone();
         let disposer = self.disposer.clone();
         let hard_stop = self.hard_stop.clone();

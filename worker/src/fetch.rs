@@ -198,7 +198,7 @@ impl PageBudget {
     /// A budget of `bytes`, expecting pages of `first_page` bytes until one
     /// has been seen.
     pub fn new(bytes: usize, first_page: usize) -> Self {
-        let total = u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX >> 3);
+        let total = u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX);
         Self {
             units: Semaphore::new(total as usize),
             total,

@@ -3,7 +3,7 @@
 //! oldest unsettled delivery into one `multiple` ack, so the broker handles
 //! one frame for many jobs instead of one each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicNackOptions};
@@ -169,9 +169,12 @@ struct Ledger {
     /// means a delivery the ledger knows nothing of, which a `multiple` ack
     /// could settle unseen; from then on every ack goes alone.
     complete: bool,
-    /// Unsettled deliveries: `None` while the job works, the time its ack
-    /// was asked for once held.
-    open: BTreeMap<DeliveryTag, Option<Instant>>,
+    /// Unsettled deliveries, and whether each one's ack is held.
+    open: BTreeMap<DeliveryTag, bool>,
+    /// Held acks in the order they were asked for, with when. Entries whose
+    /// delivery was settled since are skipped as they reach the front, so
+    /// finding the oldest held ack never scans the whole window.
+    held: VecDeque<(Instant, DeliveryTag)>,
 }
 
 impl Default for Ledger {
@@ -180,6 +183,7 @@ impl Default for Ledger {
             next: 1,
             complete: true,
             open: BTreeMap::new(),
+            held: VecDeque::new(),
         }
     }
 }
@@ -195,21 +199,37 @@ impl Ledger {
             self.complete = false;
         }
         self.next = tag + 1;
-        self.open.insert(tag, None);
+        self.open.insert(tag, false);
     }
 
     fn hold(&mut self, tag: DeliveryTag, now: Instant) {
-        self.open.insert(tag, Some(now));
+        self.open.insert(tag, true);
+        self.held.push_back((now, tag));
     }
 
     fn settled(&mut self, tag: DeliveryTag) {
         self.open.remove(&tag);
     }
 
+    fn is_held(&self, tag: DeliveryTag) -> bool {
+        self.open.get(&tag).copied().unwrap_or(false)
+    }
+
+    /// The oldest ack still held, and when it was asked for.
+    fn oldest_held(&mut self) -> Option<(Instant, DeliveryTag)> {
+        while let Some(&(at, tag)) = self.held.front() {
+            if self.is_held(tag) {
+                return Some((at, tag));
+            }
+            self.held.pop_front();
+        }
+        None
+    }
+
     /// When the oldest held ack must go out even if the run before it is
     /// not complete.
-    fn next_deadline(&self, hold: Duration) -> Option<Instant> {
-        self.open.values().flatten().min().map(|&held| held + hold)
+    fn next_deadline(&mut self, hold: Duration) -> Option<Instant> {
+        self.oldest_held().map(|(at, _)| at + hold)
     }
 
     /// The frames to send now: one ack for the held run that starts at the
@@ -220,7 +240,7 @@ impl Ledger {
         if self.complete {
             let mut covered = Vec::new();
             while let Some(entry) = self.open.first_entry() {
-                if entry.get().is_none() {
+                if !*entry.get() {
                     break;
                 }
                 covered.push(entry.remove_entry().0);
@@ -235,13 +255,11 @@ impl Ledger {
             }
         }
         let hold = if self.complete { hold } else { Duration::ZERO };
-        let stale: Vec<DeliveryTag> = self
-            .open
-            .iter()
-            .filter(|(_, held)| held.is_some_and(|held| held + hold <= now))
-            .map(|(&tag, _)| tag)
-            .collect();
-        for tag in stale {
+        while let Some((at, tag)) = self.oldest_held() {
+            if at + hold > now {
+                break;
+            }
+            self.held.pop_front();
             self.open.remove(&tag);
             frames.push(Frame::Ack(tag));
         }
