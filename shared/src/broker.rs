@@ -41,7 +41,9 @@ mod tests {
             Some(FRAME_MAX)
         );
         assert_eq!(
-            url("amqp://127.0.0.1:5672/%2f?frame_max=131072").query.frame_max,
+            url("amqp://127.0.0.1:5672/%2f?frame_max=131072")
+                .query
+                .frame_max,
             Some(131_072)
         );
     }

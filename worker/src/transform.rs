@@ -22,6 +22,21 @@ const TAGS: [(&str, &str); 6] = [
     ("ZONE", "zone"),
 ];
 
+/// Where a legacy key stands in [`TAGS`], if it is a tag: a `match` on the
+/// key, which the compiler turns into a switch on its length, where a scan
+/// of the table would compare it with every tag name.
+fn tag_slot(key: &str) -> Option<usize> {
+    match key {
+        "CELL" => Some(0),
+        "FACTORY" => Some(1),
+        "MACHINE" => Some(2),
+        "MACHINE_GROUP" => Some(3),
+        "MACHINE_ID" => Some(4),
+        "ZONE" => Some(5),
+        _ => None,
+    }
+}
+
 /// Index of `MACHINE_ID` in [`TAGS`]; filled from the job's device when a
 /// reading lacks it, so that every point names its machine.
 const MACHINE_ID_TAG: usize = 4;
@@ -58,7 +73,11 @@ pub fn encode_page(
         out,
         summary: PageSummary::default(),
     };
-    let mut de = serde_json::Deserializer::from_slice(page);
+    // One check of the whole page is much cheaper than the check of each
+    // string that parsing a byte slice makes; JSON is UTF-8 throughout.
+    let page = std::str::from_utf8(page)
+        .map_err(|err| de::Error::custom(format_args!("the page is not UTF-8: {err}")))?;
+    let mut de = serde_json::Deserializer::from_str(page);
     PageSeed(&mut encoder).deserialize(&mut de)?;
     de.end()?;
     Ok(encoder.summary)
@@ -219,7 +238,7 @@ impl<'de> Visitor<'de> for ValuesVisitor {
             let value = map.next_value::<Scalar<'de>>()?;
             if key == TIMESTAMP {
                 values.timestamp = Some(value);
-            } else if let Some(slot) = TAGS.iter().position(|(name, _)| *name == key) {
+            } else if let Some(slot) = tag_slot(&key) {
                 values.tags[slot] = Some(value.into_tag_text());
             } else {
                 values.fields.push((key, value));
@@ -271,7 +290,7 @@ fn write_point(encoder: &mut Encoder<'_, '_>, values: Values<'_>) {
         escape_into(out, value);
     }
     let mut separator = b' ';
-    let mut number = ryu::Buffer::new();
+    let mut number = zmij::Buffer::new();
     for (key, value) in &values.fields {
         let Scalar::Number(value) = value else {
             unreachable!("non-numeric fields were rejected above")
@@ -291,12 +310,13 @@ fn write_point(encoder: &mut Encoder<'_, '_>, values: Values<'_>) {
 /// Escapes the characters line protocol gives meaning to in tag keys, tag
 /// values and field keys: comma, equals sign and space.
 fn escape_into(out: &mut Vec<u8>, text: &str) {
-    if !text.contains([',', '=', ' ']) {
+    let special = |byte: &u8| matches!(byte, b',' | b'=' | b' ');
+    if !text.as_bytes().iter().any(special) {
         out.extend_from_slice(text.as_bytes());
         return;
     }
     for byte in text.bytes() {
-        if matches!(byte, b',' | b'=' | b' ') {
+        if special(&byte) {
             out.push(b'\\');
         }
         out.push(byte);
@@ -337,7 +357,7 @@ impl<'de> Scalar<'de> {
     fn into_tag_text(self) -> Cow<'de, str> {
         match self {
             Scalar::Text(text) => text,
-            Scalar::Number(n) => Cow::Owned(ryu::Buffer::new().format(n).to_owned()),
+            Scalar::Number(n) => Cow::Owned(zmij::Buffer::new().format(n).to_owned()),
             Scalar::Other(kind) => Cow::Borrowed(kind),
         }
     }
@@ -401,6 +421,23 @@ impl<'de> Visitor<'de> for ScalarVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_that_is_not_utf8_is_refused_as_such() {
+        let page = b"{\"readings\": [{\"Values\": {\"MACHINE\": \"m\xff\"}}]}";
+        let err = encode_page(page, "dev-1", &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn every_tag_key_finds_its_slot_and_no_other_key_does() {
+        for (slot, (name, _)) in TAGS.iter().enumerate() {
+            assert_eq!(tag_slot(name), Some(slot), "{name}");
+        }
+        for key in ["TIMESTAMP", "temperature", "cell", "MACHINE_IDS", ""] {
+            assert_eq!(tag_slot(key), None, "{key}");
+        }
+    }
 
     fn encode(page: &str) -> (String, PageSummary) {
         let mut out = Vec::new();
